@@ -1,0 +1,3 @@
+//! `pause`: being written.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! `puller`: being written.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The throwaway test node: being written.
