@@ -66,7 +66,7 @@ impl FailureKind {
 ///
 /// `message` is the runtime's own text with any credential removed; it is
 /// logged and written to the termination message as it is.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct RuntimeError {
     pub kind: FailureKind,
