@@ -33,9 +33,10 @@ use core::ffi::{c_char, c_int};
 
 use args::Command;
 
-// The `libc` crate links the C library only for glibc (with musl, `std`
-// normally does it); a `no_std` binary must ask for musl's `libc.a` itself.
-#[cfg(target_env = "musl")]
+// A `no_std` binary must ask for the C library itself. The `libc` crate
+// does it only for glibc, and not at all once another crate in the build
+// turns on its `std` feature (it then leaves linking to `std`): a workspace
+// `cargo test` unifies that feature, so pause asks unconditionally.
 #[link(name = "c")]
 unsafe extern "C" {}
 
