@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks every kustomization under deploy/: it renders with `kubectl kustomize`,
+# Checks every kustomization under deploy/ (and every component in
+# deploy/components applied on each runtime overlay): it renders with `kubectl kustomize`,
 # each object is valid for the Kubernetes API versions 1.30 to 1.37 (offline,
 # with the schemas kubernetes-validate ships), and the rendered DaemonSet keeps
 # the security and wiring policy of deploy/tests/policy.py.

@@ -19,20 +19,27 @@ MAX_GRACE_SECONDS = 10
 # once, or this many nodes when maxUnavailable is a plain number.
 MAX_UNAVAILABLE_PERCENT = 25
 MAX_UNAVAILABLE_NODES = 5
+AUTH_FILE_FLAG = "--auth-file="
+# The key a kubernetes.io/dockerconfigjson Secret keeps its JSON under.
+DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
+# What Kubernetes gives a Secret's files when no mode is set: readable by all.
+SECRET_DEFAULT_MODE = 0o644
 
 
 @dataclass(frozen=True)
 class Expect:
     """What one overlay must mount for puller and tell it.
 
-    `args` are puller's arguments besides `--images-file`; `host_paths` maps
-    each hostPath volume's host path to where puller mounts it; `images_txt`
-    is the text the image-list ConfigMap must hold.
+    `args` are puller's arguments besides `--images-file` and `--auth-file`;
+    `host_paths` maps each hostPath volume's host path to where puller mounts
+    it; `images_txt` is the text the image-list ConfigMap must hold;
+    `pull_secrets` names the Secrets puller's `--auth-file`s must come from.
     """
 
     args: tuple
     host_paths: dict
     images_txt: str
+    pull_secrets: tuple = ()
 
 
 class Unusable(Exception):
@@ -350,7 +357,11 @@ def _mounts_configmap(r, configmap_name, mount_dir, key):
 def check_runtime_wiring(r, expect):
     """puller gets the overlay's runtime flags and exactly the host paths they need."""
     problems = []
-    args = [a for a in r.puller.get("args") or [] if not a.startswith("--images-file=")]
+    args = [
+        a
+        for a in r.puller.get("args") or []
+        if not a.startswith(("--images-file=", AUTH_FILE_FLAG))
+    ]
     if sorted(args) != sorted(expect.args):
         problems.append(f"puller: runtime args are {args}, expected {list(expect.args)}")
 
@@ -392,6 +403,102 @@ def _socket_reachable(args, mounted):
     return problems
 
 
+def check_pull_secrets(r, expect):
+    """Each --auth-file is the dockerconfigjson key of an expected Secret,
+    mounted read-only into puller alone and readable by its owner only."""
+    problems = []
+    files = _secret_files(r)
+    from_secrets = []
+
+    for arg in r.puller.get("args") or []:
+        if not arg.startswith(AUTH_FILE_FLAG):
+            continue
+        path = arg[len(AUTH_FILE_FLAG) :]
+        found = _secret_file(files, path)
+        if found is None:
+            problems.append(f"puller: {arg} is not a file of a Secret volume mounted into puller")
+            continue
+        problems.extend(_secret_file_problems(arg, found))
+        from_secrets.append(found["secret"])
+
+    if sorted(from_secrets) != sorted(expect.pull_secrets):
+        problems.append(
+            f"puller: --auth-file Secrets are {sorted(from_secrets)}, expected {sorted(expect.pull_secrets)}"
+        )
+    problems.extend(_secrets_outside_puller(r))
+    return problems
+
+
+def _secret_file_problems(arg, found):
+    problems = []
+    if found["key"] != DOCKERCONFIGJSON_KEY:
+        problems.append(
+            f"puller: {arg} is key {found['key']!r} of Secret {found['secret']}, not {DOCKERCONFIGJSON_KEY}"
+        )
+    if found["read_only"] is not True:
+        problems.append(f"puller: Secret volume {found['volume']} must be mounted readOnly")
+    if found["mode"] & 0o077:
+        problems.append(
+            f"puller: {arg} has mode {found['mode']:04o}: readable by others than its owner"
+        )
+    return problems
+
+
+def _secret_volumes(r):
+    """Volume name -> list of (secret name, items, mode) for Secret and projected volumes."""
+    volumes = {}
+    for v in r.pod.get("volumes", []):
+        if "secret" in v:
+            secret = v["secret"]
+            mode = secret.get("defaultMode", SECRET_DEFAULT_MODE)
+            volumes[v["name"]] = [(secret.get("secretName"), secret.get("items"), mode)]
+        elif "projected" in v:
+            projected = v["projected"]
+            mode = projected.get("defaultMode", SECRET_DEFAULT_MODE)
+            volumes[v["name"]] = [
+                (s["secret"].get("name"), s["secret"].get("items"), mode)
+                for s in projected.get("sources", [])
+                if "secret" in s
+            ]
+    return volumes
+
+
+def _secret_files(r):
+    """Every Secret key puller sees: file path (or directory for a Secret
+    mounted without items) -> what it is and how it is mounted."""
+    volumes = _secret_volumes(r)
+    files = {}
+    for mount in r.puller.get("volumeMounts") or []:
+        for secret, items, mode in volumes.get(mount.get("name"), []):
+            where = mount.get("mountPath", "").rstrip("/")
+            seen = {"secret": secret, "volume": mount["name"], "read_only": mount.get("readOnly")}
+            for item in items or [{"key": None, "path": None}]:
+                path = f"{where}/{item['path']}" if item["path"] else f"{where}/*"
+                files[path] = dict(seen, key=item["key"], mode=item.get("mode", mode))
+    return files
+
+
+def _secret_file(files, path):
+    """The Secret key behind `path`, from an item or a whole-Secret mount."""
+    if path in files:
+        return files[path]
+    directory, name = path.rsplit("/", 1)
+    whole = files.get(f"{directory}/*")
+    return dict(whole, key=name) if whole else None
+
+
+def _secrets_outside_puller(r):
+    """Secret volumes are mounted by puller only: pause runs for the pod's life."""
+    secret_volumes = set(_secret_volumes(r))
+    return [
+        f"{name}: must not mount Secret volume {m.get('name')}"
+        for name, c in r.containers()
+        if name != "puller"
+        for m in c.get("volumeMounts") or []
+        if m.get("name") in secret_volumes
+    ]
+
+
 RULES = (
     check_namespace,
     check_images,
@@ -410,6 +517,7 @@ RULES = (
     check_host_paths_read_only,
     check_image_list,
     check_runtime_wiring,
+    check_pull_secrets,
 )
 
 

@@ -5,6 +5,7 @@ breaks one setting at a time in a rendered overlay and checks that the policy
 names it, so a rule that could never fail would show up here.
 """
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -64,7 +65,20 @@ OVERLAYS = {
         host_paths=CONTAINERD.host_paths,
         images_txt=(DEPLOY / "examples" / "my-images" / "images.txt").read_text(),
     ),
+    "examples/private-registry": Expect(
+        args=CONTAINERD.args,
+        host_paths=CONTAINERD.host_paths,
+        images_txt=(DEPLOY / "examples" / "private-registry" / "images.txt").read_text(),
+        pull_secrets=("prepull-pull-secret",),
+    ),
 }
+
+# Every Kustomize Component under deploy/components, with what it adds to the
+# Expect of any overlay it is applied to.
+COMPONENTS = {
+    "components/pull-secret": {"pull_secrets": ("prepull-pull-secret",)},
+}
+RUNTIME_OVERLAYS = sorted(o for o in OVERLAYS if o.startswith("overlays/"))
 
 
 @functools.cache
@@ -82,13 +96,77 @@ def render(directory):
     return [o for o in yaml.safe_load_all(_render_text(Path(directory))) if o]
 
 
-def test_every_kustomization_on_disk_is_checked():
-    on_disk = {
-        str(k.parent.relative_to(DEPLOY))
+@functools.cache
+def _with_component_text(overlay, component):
+    # kustomize takes no absolute path to a base or a component.
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "kustomization.yaml").write_text(
+            "resources:\n"
+            f"  - {os.path.relpath(DEPLOY / overlay, tmp)}\n"
+            "components:\n"
+            f"  - {os.path.relpath(DEPLOY / component, tmp)}\n"
+        )
+        return _render_text(Path(tmp))
+
+
+def render_with_component(overlay, component):
+    """An overlay of one's own: `overlay` as the resource plus `component`."""
+    text = _with_component_text(overlay, component)
+    return [o for o in yaml.safe_load_all(text) if o]
+
+
+def _kustomizations_on_disk():
+    return {
+        str(k.parent.relative_to(DEPLOY)): yaml.safe_load(k.read_text())
         for k in DEPLOY.rglob("kustomization.yaml")
         if k.parent.name != "base"
     }
-    assert on_disk == set(OVERLAYS)
+
+
+def test_every_kustomization_on_disk_is_checked():
+    on_disk = _kustomizations_on_disk()
+    components = {path for path, k in on_disk.items() if k.get("kind") == "Component"}
+
+    assert set(on_disk) - components == set(OVERLAYS)
+    assert components == set(COMPONENTS)
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+def test_every_component_is_used_by_a_checked_example(component):
+    users = [
+        overlay
+        for overlay in OVERLAYS
+        for used in _kustomizations_on_disk()[overlay].get("components", [])
+        if (DEPLOY / overlay / used).resolve() == (DEPLOY / component).resolve()
+    ]
+
+    assert users, f"no overlay in OVERLAYS uses {component}"
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+@pytest.mark.parametrize("overlay", RUNTIME_OVERLAYS)
+def test_component_on_every_runtime_overlay_keeps_the_policy(overlay, component):
+    objects = render_with_component(overlay, component)
+    expect = dataclasses.replace(OVERLAYS[overlay], **COMPONENTS[component])
+
+    problems = violations(objects, expect)
+
+    assert not problems, f"{overlay} + {component} breaks the policy:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("component", sorted(COMPONENTS))
+@pytest.mark.parametrize("overlay", RUNTIME_OVERLAYS)
+def test_component_on_every_runtime_overlay_matches_the_api_schema(overlay, component, version):
+    for obj in render_with_component(overlay, component):
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_an_auth_file_without_its_secret_is_refused():
+    problems = violations(render(DEPLOY / "examples/private-registry"), CONTAINERD)
+
+    refused = "--auth-file Secrets are ['prepull-pull-secret'], expected []"
+    assert any(refused in p for p in problems), problems
 
 
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
@@ -137,6 +215,35 @@ def test_digest_pinning_recipe_from_the_readme():
     assert pod["initContainers"][0]["image"] == f"prepull/puller@{digest}"
     assert pod["containers"][0]["image"] == f"prepull/pause@{digest}"
     assert violations(objects, CONTAINERD) == []
+
+
+def _readme_block_after(marker):
+    """The first ```yaml block of deploy/README.md after the line holding `marker`."""
+    readme = (DEPLOY / "README.md").read_text()
+    after = readme[readme.index(marker) :]
+    start = after.index("```yaml\n") + len("```yaml\n")
+    return after[start : after.index("```", start)]
+
+
+def test_several_secrets_recipe_from_the_readme():
+    patches = _readme_block_after("**Several Secrets.**")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "kustomization.yaml").write_text(
+            "resources:\n"
+            f"  - {os.path.relpath(DEPLOY / 'overlays' / 'k3s', tmp)}\n"
+            "components:\n"
+            f"  - {os.path.relpath(DEPLOY / 'components' / 'pull-secret', tmp)}\n" + patches
+        )
+        objects = render(tmp)
+
+    expect = dataclasses.replace(
+        OVERLAYS["overlays/k3s"], pull_secrets=("prepull-pull-secret", "team-b-pull-secret")
+    )
+    assert violations(objects, expect) == []
+    assert _puller(objects)["args"][-2:] == [
+        "--auth-file=/etc/prepull-auth/prepull-pull-secret/.dockerconfigjson",
+        "--auth-file=/etc/prepull-auth/team-b-pull-secret/.dockerconfigjson",
+    ]
 
 
 def _daemonset(objects):
@@ -325,6 +432,83 @@ BREAKAGES = {
         "namespace is not prepull",
     ),
 }
+
+
+PRIVATE = "examples/private-registry"
+
+
+def _secret_volume(objects):
+    return next(v for v in _pod(objects)["volumes"] if v["name"] == "pull-secrets")
+
+
+def _secret_item(objects):
+    return _secret_volume(objects)["projected"]["sources"][0]["secret"]["items"][0]
+
+
+def _secret_mount(objects):
+    return next(m for m in _puller(objects)["volumeMounts"] if m["name"] == "pull-secrets")
+
+
+def _give_pause_the_secret(objects):
+    _pause(objects)["volumeMounts"] = [dict(_secret_mount(objects))]
+
+
+def _auth_file_elsewhere(objects):
+    args = _puller(objects)["args"]
+    args[-1] = "--auth-file=/etc/prepull/auth.json"
+
+
+def _drop_auth_file(objects):
+    _puller(objects)["args"].pop()
+
+
+def _whole_secret_as_dockercfg(objects):
+    source = _secret_volume(objects)["projected"]["sources"][0]["secret"]
+    del source["items"]
+    _puller(objects)["args"][-1] = "--auth-file=/etc/prepull-auth/.dockercfg"
+
+
+# One setting of the pull-secret component broken at a time in the private
+# registry example, and a piece of the sentence the policy must answer with.
+SECRET_BREAKAGES = {
+    "secret mount writable": (
+        lambda objects: _secret_mount(objects).update(readOnly=False),
+        "Secret volume pull-secrets must be mounted readOnly",
+    ),
+    "pause sees the secret": (_give_pause_the_secret, "pause: must not mount Secret volume"),
+    "readable by all": (
+        lambda objects: _secret_volume(objects)["projected"].pop("defaultMode"),
+        "has mode 0644",
+    ),
+    "readable by the group": (
+        lambda objects: _secret_item(objects).update(mode=0o440),
+        "has mode 0440",
+    ),
+    "another secret": (
+        lambda objects: _secret_volume(objects)["projected"]["sources"][0]["secret"].update(
+            name="someone-elses"
+        ),
+        "--auth-file Secrets are ['someone-elses']",
+    ),
+    "another key": (
+        lambda objects: _secret_item(objects).update(key="password"),
+        "is key 'password' of Secret prepull-pull-secret",
+    ),
+    "whole secret, other key": (_whole_secret_as_dockercfg, "is key '.dockercfg'"),
+    "auth file not from the secret": (_auth_file_elsewhere, "is not a file of a Secret volume"),
+    "auth file not passed": (_drop_auth_file, "--auth-file Secrets are [], expected"),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(SECRET_BREAKAGES))
+def test_policy_names_a_broken_pull_secret_setting(breakage):
+    objects = render(DEPLOY / PRIVATE)
+    break_it, expected = SECRET_BREAKAGES[breakage]
+    break_it(objects)
+
+    problems = violations(objects, OVERLAYS[PRIVATE])
+
+    assert any(expected in p for p in problems), problems
 
 
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))

@@ -340,7 +340,13 @@ fn wildcard_dns_name(node: &Node) -> Outcome {
     )?;
     let by_name = format!("{name}/{}:v1", image.name);
 
-    let run = pull(node, RuntimeKind::Cri, &file, &[by_name.clone()], &[])?;
+    let run = pull(
+        node,
+        RuntimeKind::Cri,
+        &file,
+        std::slice::from_ref(&by_name),
+        &[],
+    )?;
 
     assert_code(&run, 0)?;
     assert_outcome(&run, &by_name, "pulled", None)?;

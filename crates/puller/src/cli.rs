@@ -16,7 +16,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  every image is present or was pulled (also with --best-effort when some failed)
   1  at least one image failed
-  2  bad input: invalid option, image reference or images file (nothing was pulled)
+  2  bad input: invalid option, image reference, images file or auth file (nothing was pulled)
   3  no container runtime answered";
 
 /// Pre-pulls container images into the node's runtime (containerd, CRI-O,
@@ -36,6 +36,15 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub images_file: Vec<PathBuf>,
+
+    /// Registry credentials: a dockerconfigjson/dockercfg secret or Docker config.json; repeatable or comma-separated
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PULLER_AUTH_FILE",
+        value_delimiter = ','
+    )]
+    pub auth_file: Vec<PathBuf>,
 
     /// Runtime API to use: auto asks each well-known socket which it speaks
     #[arg(long, value_enum, default_value_t = RuntimeArg::Auto, env = "PULLER_RUNTIME")]
@@ -184,6 +193,7 @@ mod tests {
         assert_eq!(cli.host_root, PathBuf::from("/"));
         assert!(!cli.best_effort && !cli.dry_run);
         assert_eq!(cli.termination_log, None);
+        assert!(cli.auth_file.is_empty());
     }
 
     #[test]
@@ -192,6 +202,9 @@ mod tests {
             "--images-file=a.txt,b.txt",
             "--images-file",
             "c.txt",
+            "--auth-file=/s/a.json,/s/b.json",
+            "--auth-file",
+            "/s/.dockerconfigjson",
             "--runtime=docker",
             "--socket=/s.sock",
             "--host-root=/host",
@@ -212,6 +225,8 @@ mod tests {
         assert_eq!(cli.images, ["x", "y"]);
         let files: Vec<&str> = cli.images_file.iter().filter_map(|p| p.to_str()).collect();
         assert_eq!(files, ["a.txt", "b.txt", "c.txt"]);
+        let auth: Vec<&str> = cli.auth_file.iter().filter_map(|p| p.to_str()).collect();
+        assert_eq!(auth, ["/s/a.json", "/s/b.json", "/s/.dockerconfigjson"]);
         assert_eq!(
             (cli.runtime, cli.pull_policy),
             (RuntimeArg::Docker, PolicyArg::Always)

@@ -3,10 +3,11 @@
 //! engine and maps the result to an exit code; nothing below `main` exits.
 //!
 //! Exit codes: 0 all images present or pulled (or some failed under
-//! `--best-effort`), 1 some image failed, 2 bad input (before any runtime
-//! contact), 3 no container runtime answered.
+//! `--best-effort`), 1 some image failed, 2 bad input (an image list or auth
+//! file, found before any runtime contact), 3 no container runtime answered.
 
 mod cli;
+mod credentials;
 mod observability;
 mod run;
 

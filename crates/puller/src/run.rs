@@ -1,13 +1,13 @@
 //! One run: check the list, reach the runtime, pull (or plan), report.
 //!
-//! The order is the contract behind the exit codes: the whole list is
-//! checked before any socket is touched, so exit 2 means the runtime was
-//! never asked anything.
+//! The order is the contract behind the exit codes: the whole list and
+//! every auth file are checked before any socket is touched, so exit 2 means
+//! the runtime was never asked anything.
 
 use std::error::Error;
 use std::time::Instant;
 
-use prepull::auth::Keyring;
+use prepull::auth::{AuthError, Keyring};
 use prepull::detect::{self, DetectError};
 use prepull::list::{self, ListError};
 use prepull::pull::Engine;
@@ -15,6 +15,7 @@ use prepull::reference::ImageRef;
 use prepull::report::{DryRun, Summary, TerminationLog};
 
 use crate::cli::Cli;
+use crate::credentials;
 
 /// Every image is present or pulled.
 pub const OK: u8 = 0;
@@ -32,6 +33,9 @@ enum Fatal {
     List(#[from] ListError),
 
     #[error(transparent)]
+    Auth(#[from] AuthError),
+
+    #[error(transparent)]
     Detect(#[from] DetectError),
 
     #[error("start the async runtime")]
@@ -41,7 +45,7 @@ enum Fatal {
 impl Fatal {
     fn exit_code(&self) -> u8 {
         match self {
-            Fatal::List(_) => BAD_INPUT,
+            Fatal::List(_) | Fatal::Auth(_) => BAD_INPUT,
             Fatal::Detect(_) => UNREACHABLE,
             Fatal::Start(_) => FAILED,
         }
@@ -50,6 +54,7 @@ impl Fatal {
     fn headline(&self) -> &'static str {
         match self {
             Fatal::List(_) => "nothing pulled: the image list is not valid",
+            Fatal::Auth(_) => "nothing pulled: an auth file is not valid",
             Fatal::Detect(_) => "nothing pulled: no container runtime answered",
             Fatal::Start(_) => "nothing pulled: puller could not start",
         }
@@ -89,6 +94,7 @@ pub fn run(cli: &Cli) -> u8 {
 fn try_run(cli: &Cli) -> Result<Finished, Fatal> {
     let entries = list::collect(&cli.images, &cli.images_file)?;
     let images: Vec<ImageRef> = entries.into_iter().map(|entry| entry.image).collect();
+    let keyring = credentials::load(&cli.auth_file)?;
     let options = cli.options();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -105,16 +111,20 @@ fn try_run(cli: &Cli) -> Result<Finished, Fatal> {
         .enable_all()
         .build()
         .map_err(Fatal::Start)?;
-    runtime.block_on(pull_or_plan(cli, &images))
+    runtime.block_on(pull_or_plan(cli, &images, &keyring))
 }
 
-/// Pulls come from the keyring's credentials; until auth files are wired to
-/// a flag the keyring is empty and every pull is anonymous.
-async fn pull_or_plan(cli: &Cli, images: &[ImageRef]) -> Result<Finished, Fatal> {
+/// Pulls with the keyring's credentials (anonymously for an image no key
+/// matches); a dry run only logs which keys would be offered.
+async fn pull_or_plan(
+    cli: &Cli,
+    images: &[ImageRef],
+    keyring: &Keyring,
+) -> Result<Finished, Fatal> {
     let connected =
         detect::connect(cli.runtime.into(), cli.socket.as_deref(), &cli.host_root).await?;
-    let keyring = Keyring::default();
-    let engine = Engine::new(&connected.runtime, &keyring, cli.options());
+    credentials::log_matches(keyring, images);
+    let engine = Engine::new(&connected.runtime, keyring, cli.options());
 
     if cli.dry_run {
         let plans = engine.plan(images).await;
@@ -162,13 +172,18 @@ fn write_termination(log: &TerminationLog, text: &str) {
     }
 }
 
-/// `err` and each of its sources, joined with ": ".
+/// `err` and each of its sources, joined with ": ". A cause whose text is
+/// already there is left out: some errors (the auth file's read error)
+/// print their source themselves and also return it from `source()`.
 fn error_chain(err: &dyn Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let part = cause.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         source = cause.source();
     }
     text
@@ -190,5 +205,20 @@ mod tests {
             "read images file images.txt: no such file"
         );
         assert_eq!(err.exit_code(), BAD_INPUT);
+    }
+
+    #[test]
+    fn a_bad_auth_file_is_bad_input() {
+        let err = Fatal::Auth(AuthError::Read {
+            file: PathBuf::from("/auth/.dockerconfigjson"),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+        });
+
+        assert_eq!(err.exit_code(), BAD_INPUT);
+        assert_eq!(err.headline(), "nothing pulled: an auth file is not valid");
+        assert_eq!(
+            error_chain(&err),
+            "read auth file /auth/.dockerconfigjson: denied"
+        );
     }
 }

@@ -174,6 +174,7 @@ fn help_names_every_environment_variable_and_exit_code() {
     assert_eq!(code, 0);
     for var in [
         "PULLER_IMAGES_FILE",
+        "PULLER_AUTH_FILE",
         "PULLER_RUNTIME",
         "PULLER_SOCKET",
         "PULLER_HOST_ROOT",
@@ -203,4 +204,222 @@ fn version_prints_the_package_version() {
         stdout.trim(),
         format!("puller {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// A password no test output may ever contain, and the forms it travels in.
+const SECRET: &str = "S3cret:with:colons";
+/// base64 of `deploy-bot:S3cret:with:colons`.
+const SECRET_AUTH: &str = "ZGVwbG95LWJvdDpTM2NyZXQ6d2l0aDpjb2xvbnM=";
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+fn assert_no_secret(texts: &[&str]) {
+    for text in texts {
+        for secret in [SECRET, SECRET_AUTH, "S3cret"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+    }
+}
+
+/// Runs puller against a socket nobody answers, with `auth` as the only
+/// auth file; returns the exit code, stderr, the termination message and
+/// whether the socket was contacted.
+fn run_with_auth_file(auth: &str) -> (i32, String, String, bool, PathBuf) {
+    let dir = temp_dir();
+    let (socket, listener) = listening_socket(dir.path());
+    let file = write(dir.path(), ".dockerconfigjson", auth);
+    let termination = dir.path().join("termination-log");
+
+    let (code, stdout, stderr) = run(puller()
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--auth-file")
+        .arg(&file)
+        .arg("--termination-log")
+        .arg(&termination)
+        .args(["--log-level", "trace", "registry.example.com/app:1"]));
+
+    assert!(stdout.is_empty(), "{stdout}");
+    let message = std::fs::read_to_string(&termination).expect("termination log written");
+    (code, stderr, message, was_contacted(&listener), file)
+}
+
+#[test]
+fn auth_entry_with_bad_base64_exits_2_naming_file_and_entry_before_any_contact() {
+    let auth = format!(r#"{{"auths": {{"registry.example.com": {{"auth": "{SECRET}"}}}}}}"#);
+
+    let (code, stderr, message, contacted, file) = run_with_auth_file(&auth);
+
+    assert_eq!(code, 2, "{stderr}");
+    let expected = format!(
+        "parse auth file {}: entry \"registry.example.com\": field `auth` is not valid base64",
+        file.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert_eq!(
+        message,
+        format!("nothing pulled: an auth file is not valid: {expected}")
+    );
+    assert!(!contacted, "the runtime was contacted");
+    assert_no_secret(&[&stderr, &message]);
+}
+
+#[test]
+fn broken_json_is_reported_by_position_without_quoting_it() {
+    let auth = format!(r#"{{"auths": {{"r.example": {{"password": "{SECRET}" "user"}}}}}}"#);
+
+    let (code, stderr, message, contacted, file) = run_with_auth_file(&auth);
+
+    assert_eq!(code, 2, "{stderr}");
+    let expected = format!(
+        "parse auth file {}: not valid JSON (syntax error at line 1 column ",
+        file.display()
+    );
+    assert!(message.contains(&expected), "{message}");
+    assert!(!contacted);
+    assert_no_secret(&[&stderr, &message]);
+}
+
+#[test]
+fn key_that_is_not_a_registry_and_non_string_secret_exit_2() {
+    let cases = [
+        (
+            format!(r#"{{"auths": {{"ftp://r.example": {{"auth": "{SECRET_AUTH}"}}}}}}"#),
+            "entry \"ftp://r.example\": the key is not a registry: scheme `ftp` is not http or https",
+        ),
+        (
+            r#"{"r.example": {"auth": 12345}}"#.to_owned(),
+            "entry \"r.example\": field `auth` is not a string",
+        ),
+        (
+            format!(r#"{{"auths": {{"me:{SECRET}@r.example": {{"auth": "{SECRET_AUTH}"}}}}}}"#),
+            "entry \"<redacted>@r.example\": the key is not a registry: user info",
+        ),
+    ];
+
+    for (auth, expected) in cases {
+        let (code, stderr, message, contacted, _) = run_with_auth_file(&auth);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(message.contains(expected), "{message}");
+        assert!(!contacted);
+        assert_no_secret(&[&stderr, &message]);
+    }
+}
+
+#[test]
+fn missing_auth_file_exits_2() {
+    let (code, _, stderr) =
+        run(puller().args(["--auth-file", "/nonexistent/.dockerconfigjson", "nginx"]));
+
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("read auth file /nonexistent/.dockerconfigjson: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn helpers_are_warned_about_once_and_keys_logged_but_never_secrets() {
+    let dir = temp_dir();
+    let config = write(
+        dir.path(),
+        "config.json",
+        &format!(
+            r#"{{"auths": {{"registry.example.com": {{"auth": "{SECRET_AUTH}"}}, "quay.io": {{}}}},
+                "credsStore": "desktop", "credHelpers": {{"gcr.io": "gcloud"}}}}"#
+        ),
+    );
+    let secret = write(
+        dir.path(),
+        "secret.json",
+        &format!(
+            r#"{{"*.example.com": {{"username": "ci", "password": "{SECRET}", "identitytoken": "{SECRET}-token"}}}}"#
+        ),
+    );
+    let termination = dir.path().join("termination-log");
+
+    // The same file twice must still warn once per setting.
+    let (code, stdout, stderr) = run(puller()
+        .arg(format!(
+            "--auth-file={},{}",
+            config.display(),
+            secret.display()
+        ))
+        .arg("--auth-file")
+        .arg(&config)
+        .args(["--log-format", "json", "--log-level", "trace"])
+        .arg("--socket")
+        .arg(dir.path().join("absent.sock"))
+        .arg("--termination-log")
+        .arg(&termination)
+        .arg("registry.example.com/app"));
+
+    assert_eq!(code, 3, "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let messages: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["fields"]["message"].as_str())
+        .collect();
+    for warning in [
+        "credsStore \"desktop\"",
+        "credHelpers for [\"gcr.io\"]",
+        "entry \"quay.io\" ignored",
+    ] {
+        let count = messages.iter().filter(|m| m.contains(warning)).count();
+        assert_eq!(count, 1, "{warning}: {stderr}");
+    }
+    let loaded = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "registry credentials loaded")
+        .expect("credentials logged");
+    assert_eq!(loaded["fields"]["files"], 3, "{stderr}");
+    assert_eq!(loaded["fields"]["credentials"], 3, "{stderr}");
+    assert_eq!(
+        loaded["fields"]["keys"], "registry.example.com, registry.example.com, *.example.com",
+        "{stderr}"
+    );
+    let message = std::fs::read_to_string(&termination).expect("termination log");
+    assert_no_secret(&[&stdout, &stderr, &message]);
+}
+
+#[test]
+fn auth_files_come_from_the_environment_comma_separated() {
+    let dir = temp_dir();
+    let one = write(
+        dir.path(),
+        "one.json",
+        &format!(r#"{{"auths": {{"registry.example.com": {{"auth": "{SECRET_AUTH}"}}}}}}"#),
+    );
+    let two = write(
+        dir.path(),
+        "two.json",
+        &format!(r#"{{"https://index.docker.io/v1/": {{"auth": "{SECRET_AUTH}"}}}}"#),
+    );
+
+    let (code, _, stderr) = run(puller()
+        .env(
+            "PULLER_AUTH_FILE",
+            format!("{},{}", one.display(), two.display()),
+        )
+        .env("PULLER_LOG_FORMAT", "json")
+        .arg("--socket")
+        .arg(dir.path().join("absent.sock"))
+        .arg("nginx"));
+
+    assert_eq!(code, 3, "{stderr}");
+    let loaded: serde_json::Value = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|e| e["fields"]["message"] == "registry credentials loaded")
+        .expect("credentials logged");
+    assert_eq!(loaded["fields"]["files"], 2, "{stderr}");
+    assert_eq!(loaded["fields"]["credentials"], 2, "{stderr}");
+    assert_no_secret(&[&stderr]);
 }
