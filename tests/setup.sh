@@ -4,6 +4,8 @@
 # calls apt-get when a package is absent.
 set -euo pipefail
 
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
 # Debian packages: the daemons of the throwaway test node and the tools the
 # harness drives (ctr comes with containerd, docker with docker.io).
 PACKAGES=(
@@ -12,12 +14,14 @@ PACKAGES=(
   docker.io         # dockerd + docker: the Docker runtime under test
   docker-registry   # the local registry test images are pushed to
   skopeo            # pushes the harness's OCI layouts to that registry
-  protobuf-compiler # protoc, for the CRI gRPC bindings
   mount             # mount/umount: overlay probe and clean-up
   util-linux        # unshare, for the PID-1 tests
   procps            # kill(1), to stop daemon process groups
   gcc               # the linker cargo uses
   libc6-dev         # C runtime objects for that linker
+  python3-venv      # deploy/validate.sh keeps its pinned tools in a venv
+  qemu-user-static  # runs the arm64 binaries in the image tests and size reports
+  musl-tools        # musl-gcc: the C pause baseline in the pause size report
 )
 
 # Rust targets for the static release binaries.
@@ -44,7 +48,7 @@ else
   say "Debian packages present"
 fi
 
-for tool in containerd ctr runc dockerd docker skopeo protoc mount umount unshare; do
+for tool in containerd ctr runc dockerd docker skopeo mount umount unshare nsenter qemu-aarch64-static musl-gcc; do
   command -v "$tool" >/dev/null || die "$tool not found on PATH after install"
 done
 [ -x /usr/bin/docker-registry ] || die "/usr/bin/docker-registry missing after install"
@@ -61,5 +65,10 @@ if command -v rustup >/dev/null; then
 else
   say "no rustup: assuming the musl targets come with this toolchain"
 fi
+
+# kubectl is not a Debian package; these machines ship it. The deploy checks
+# and the deploy end-to-end trials need its built-in kustomize.
+command -v kubectl >/dev/null || die "kubectl not found: install kubectl (1.27 or newer, with kustomize built in)"
+kubectl kustomize --help >/dev/null 2>&1 || die "kubectl has no kustomize subcommand"
 
 say "done"

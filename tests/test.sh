@@ -23,6 +23,12 @@ cargo clippy -p prepull-e2e --all-targets --features e2e --locked -- -D warnings
 section "unit tests"
 cargo test --workspace --locked
 
+section "pause as root (uid 65535, PID 1 in a new PID namespace)"
+cargo test -p pause --features root-tests --locked
+
+section "deploy/: render, schema and policy checks"
+bash deploy/validate.sh
+
 section "build binaries under test"
 cargo build --workspace --bins --locked
 # Containers run FROM-scratch images, which need the static release builds.
