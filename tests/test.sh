@@ -30,9 +30,21 @@ section "deploy/: render, schema and policy checks"
 bash deploy/validate.sh
 
 section "build binaries under test"
+# The debug puller that the end-to-end tests run on the host.
 cargo build --workspace --bins --locked
-# Containers run FROM-scratch images, which need the static release builds.
-cargo build --release --locked --target "$(uname -m)-unknown-linux-musl" -p puller -p pause
+
+section "build the images (puller and pause, linux/amd64 and linux/arm64)"
+# The end-to-end tests push and run these OCI layouts. build-images compiles
+# the static musl release binaries in <target>/image-build (the unit tests'
+# reproducibility check already did, so this is mostly packaging); the
+# static binaries the tests would use are those same files.
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ $target_dir == /* ]] || target_dir=$PWD/$target_dir
+images_started=$SECONDS
+cargo run --locked -p prepull-images --bin build-images -- --out "$target_dir/images"
+echo "images built in $((SECONDS - images_started)) s"
+export PREPULL_IMAGES_DIR=$target_dir/images
+export PREPULL_STATIC_BIN_DIR=$target_dir/image-build/$(uname -m)-unknown-linux-musl/release
 
 section "end-to-end tests"
 cargo test -p prepull-e2e --features e2e --test e2e --locked

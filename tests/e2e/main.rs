@@ -8,6 +8,7 @@
 mod auth;
 mod deploy;
 mod harness;
+mod images;
 mod pause;
 mod puller;
 mod support;
@@ -62,5 +63,6 @@ fn all_trials(node: &Arc<Node>) -> Vec<Trial> {
     trials.extend(pause::trials(node));
     trials.extend(deploy::trials(node));
     trials.extend(auth::trials(node));
+    trials.extend(images::trials(node));
     trials
 }

@@ -88,6 +88,18 @@ impl Dockerd {
         run_command(&mut self.docker_command(args))
     }
 
+    /// Runs `docker ARGS` like [`Dockerd::docker`] but returns its exit
+    /// status and both streams whatever the status: `docker run` without
+    /// `--detach` exits with the container's code and passes the
+    /// container's stderr through as its own.
+    pub fn docker_output(&self, args: &[&str]) -> Result<std::process::Output> {
+        let mut command = self.docker_command(args);
+        command
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::io("run", "docker", e))
+    }
+
     fn docker_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("docker");
         command
