@@ -1,7 +1,7 @@
 //! Running the real `puller` binary as a user would, and reading its output.
 
 use std::fs::{self, File};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,6 +106,7 @@ impl PullerCommand {
         Ok(PullerRun {
             command: shown,
             code: status.code(),
+            signal: status.signal(),
             stdout: read_lossy(&stdout_path)?,
             stderr: read_lossy(&stderr_path)?,
             elapsed: started.elapsed(),
@@ -130,6 +131,8 @@ pub struct PullerRun {
     pub command: String,
     /// Exit code, `None` when killed by a signal.
     pub code: Option<i32>,
+    /// The signal that killed it, when `code` is `None`.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
     pub elapsed: Duration,
@@ -148,6 +151,15 @@ pub struct ImageEvent {
 }
 
 impl PullerRun {
+    /// How the run ended, in words: `exit code 0` or `killed by signal 9`.
+    pub fn ending(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(code), _) => format!("exit code {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => "ended without an exit code or signal".to_owned(),
+        }
+    }
+
     /// The command, exit code and output, for assertion messages.
     pub fn context(&self) -> String {
         format!(
@@ -218,10 +230,23 @@ mod tests {
         PullerRun {
             command: "puller".into(),
             code: Some(0),
+            signal: None,
             stdout: String::new(),
             stderr: stderr.into(),
             elapsed: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn the_ending_is_said_plainly() {
+        let mut run = run_with_stderr("");
+        assert_eq!(run.ending(), "exit code 0");
+
+        run.code = Some(3);
+        assert_eq!(run.ending(), "exit code 3");
+
+        (run.code, run.signal) = (None, Some(9));
+        assert_eq!(run.ending(), "killed by signal 9");
     }
 
     #[test]

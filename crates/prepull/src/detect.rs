@@ -75,6 +75,36 @@ pub enum DetectError {
     },
     #[error("container runtime socket did not answer: {attempt}")]
     SocketUnusable { attempt: Attempt },
+    /// `--runtime` named one protocol and the socket speaks the other: the
+    /// raw failure of the asked protocol alone would read like a broken
+    /// runtime, so the fix is named first and the failure kept as the cause.
+    #[error("socket {} speaks {}, not {}: use --runtime {} (or auto)", .attempt.socket.display(), name(*.speaks), name(*.asked), flag(*.speaks))]
+    WrongProtocol {
+        attempt: Attempt,
+        speaks: Protocol,
+        asked: Protocol,
+        #[source]
+        cause: ProbeFailure,
+    },
+}
+
+/// What the asked protocol's probe answered, kept in the error chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeFailure(pub String);
+
+fn name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Cri => "CRI",
+        Protocol::Docker => "the Docker Engine API",
+    }
+}
+
+fn flag(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Cri => "cri",
+        Protocol::Docker => "docker",
+    }
 }
 
 impl DetectError {
@@ -82,7 +112,8 @@ impl DetectError {
     pub fn attempts(&self) -> &[Attempt] {
         match self {
             DetectError::NoneAnswered { attempts, .. } => attempts,
-            DetectError::SocketUnusable { attempt } => std::slice::from_ref(attempt),
+            DetectError::SocketUnusable { attempt }
+            | DetectError::WrongProtocol { attempt, .. } => std::slice::from_ref(attempt),
         }
     }
 }
@@ -106,13 +137,7 @@ pub async fn connect(
     host_root: &Path,
 ) -> Result<Connected, DetectError> {
     if let Some(socket) = socket {
-        let socket = strip_scheme(socket);
-        return try_socket(choice, &socket, None)
-            .await
-            .map(|runtime| connected(runtime, socket.clone(), None))
-            .map_err(|reason| DetectError::SocketUnusable {
-                attempt: Attempt { socket, reason },
-            });
+        return connect_explicit(choice, strip_scheme(socket)).await;
     }
 
     let mut attempts = Vec::new();
@@ -128,6 +153,57 @@ pub async fn connect(
         host_root: host_root.to_path_buf(),
         attempts,
     })
+}
+
+/// Only `socket` is tried. When the one protocol `choice` names fails, the
+/// other is asked once, so that a mismatch is reported as such.
+async fn connect_explicit(
+    choice: RuntimeChoice,
+    socket: PathBuf,
+) -> Result<Connected, DetectError> {
+    let reason = match try_socket(choice, &socket, None).await {
+        Ok(runtime) => return Ok(connected(runtime, socket, None)),
+        Err(reason) => reason,
+    };
+
+    let attempt = Attempt { socket, reason };
+    let Some(asked) = named_protocol(choice) else {
+        return Err(DetectError::SocketUnusable { attempt });
+    };
+    let speaks = other(asked);
+    if probe(speaks, &attempt.socket).await.is_err() {
+        return Err(DetectError::SocketUnusable { attempt });
+    }
+
+    let cause = ProbeFailure(attempt.reason.clone());
+    Err(DetectError::WrongProtocol {
+        attempt,
+        speaks,
+        asked,
+        cause,
+    })
+}
+
+fn named_protocol(choice: RuntimeChoice) -> Option<Protocol> {
+    match choice {
+        RuntimeChoice::Auto => None,
+        RuntimeChoice::Cri => Some(Protocol::Cri),
+        RuntimeChoice::Docker => Some(Protocol::Docker),
+    }
+}
+
+fn other(protocol: Protocol) -> Protocol {
+    match protocol {
+        Protocol::Cri => Protocol::Docker,
+        Protocol::Docker => Protocol::Cri,
+    }
+}
+
+async fn probe(protocol: Protocol, socket: &Path) -> Result<AnyRuntime, RuntimeError> {
+    match protocol {
+        Protocol::Cri => CriRuntime::connect(socket).await.map(AnyRuntime::Cri),
+        Protocol::Docker => DockerRuntime::connect(socket).await.map(AnyRuntime::Docker),
+    }
 }
 
 fn connected(runtime: AnyRuntime, socket: PathBuf, usual: Option<&str>) -> Connected {
@@ -166,11 +242,7 @@ async fn try_socket(
 
     let mut reasons = Vec::new();
     for protocol in questions(choice, usual) {
-        let answer = match protocol {
-            Protocol::Cri => CriRuntime::connect(socket).await.map(AnyRuntime::Cri),
-            Protocol::Docker => DockerRuntime::connect(socket).await.map(AnyRuntime::Docker),
-        };
-        match answer {
+        match probe(protocol, socket).await {
             Ok(runtime) => return Ok(runtime),
             Err(error) => {
                 tracing::debug!(socket = %socket.display(), ?protocol, %error, "socket did not answer");
@@ -399,6 +471,70 @@ mod tests {
         assert_eq!(error.attempts().len(), 1);
         assert_eq!(error.attempts()[0].socket, socket);
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[tokio::test]
+    async fn a_protocol_mismatch_names_the_protocol_the_socket_speaks() {
+        let root = host_root("mismatch");
+        let socket = root.join("docker.sock");
+        fake_docker(&socket);
+
+        let error = connect(RuntimeChoice::Cri, Some(&socket), Path::new("/"))
+            .await
+            .expect_err("the fake speaks only the Docker API");
+
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "socket {} speaks the Docker Engine API, not CRI: use --runtime docker (or auto)",
+                socket.display()
+            )
+        );
+        let cause = std::error::Error::source(&error)
+            .expect("raw cause kept")
+            .to_string();
+        assert!(cause.starts_with("cri version: "), "{cause}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_speaks_neither_protocol_is_not_called_a_mismatch() {
+        let root = host_root("neither");
+        let socket = root.join("dead.sock");
+        dead_socket(&socket);
+
+        let error = connect(RuntimeChoice::Docker, Some(&socket), Path::new("/"))
+            .await
+            .expect_err("nobody listens");
+
+        assert!(
+            matches!(error, DetectError::SocketUnusable { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("refused"), "{error}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_mismatch_message_names_the_flag_for_cri() {
+        let error = DetectError::WrongProtocol {
+            attempt: Attempt {
+                socket: PathBuf::from("/x/containerd.sock"),
+                reason: "docker ping: invalid HTTP version parsed".to_owned(),
+            },
+            speaks: Protocol::Cri,
+            asked: Protocol::Docker,
+            cause: ProbeFailure("docker ping: invalid HTTP version parsed".to_owned()),
+        };
+
+        assert_eq!(
+            error.to_string(),
+            "socket /x/containerd.sock speaks CRI, not the Docker Engine API: use --runtime cri (or auto)"
+        );
+        assert_eq!(
+            error.attempts()[0].reason,
+            "docker ping: invalid HTTP version parsed"
+        );
     }
 
     #[test]

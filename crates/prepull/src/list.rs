@@ -56,8 +56,18 @@ pub enum ListError {
     #[error("{}", invalid_message(.0))]
     Invalid(Vec<InvalidEntry>),
 
-    #[error("no images to pull: no image arguments were given and the images files list none")]
-    Empty,
+    /// No arguments and nothing in the files: `files` names the files read.
+    #[error("no images to pull: {}", empty_message(.files))]
+    Empty { files: Vec<PathBuf> },
+}
+
+fn empty_message(files: &[PathBuf]) -> String {
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    match names.as_slice() {
+        [] => "no image arguments and no images file given".to_owned(),
+        [one] => format!("no arguments, and {one} lists none"),
+        many => format!("no arguments, and {} list none", many.join(", ")),
+    }
 }
 
 fn invalid_message(entries: &[InvalidEntry]) -> String {
@@ -94,7 +104,9 @@ pub fn collect(arguments: &[String], files: &[PathBuf]) -> Result<Vec<Entry>, Li
 
     let entries = check(raw)?;
     if entries.is_empty() {
-        return Err(ListError::Empty);
+        return Err(ListError::Empty {
+            files: files.to_vec(),
+        });
     }
     Ok(dedupe(entries))
 }
@@ -116,8 +128,11 @@ fn read_file(path: &Path) -> Result<Vec<(Source, String)>, ListError> {
         .collect())
 }
 
-/// The references of a file's text with their 1-based line numbers.
+/// The references of a file's text with their 1-based line numbers. A UTF-8
+/// byte order mark, which some Windows editors write, is dropped: it is not
+/// whitespace, so it would otherwise glue itself to the first reference.
 pub fn parse_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     text.lines()
         .enumerate()
         .map(|(i, line)| (i + 1, strip_comment(line).trim()))
@@ -262,8 +277,40 @@ mod tests {
     #[test]
     fn empty_list_is_an_error() {
         let (_dir, file) = temp_file("empty.txt", "# nothing here\n\n");
-        assert!(matches!(collect(&[], &[file]), Err(ListError::Empty)));
-        assert!(matches!(collect(&[], &[]), Err(ListError::Empty)));
+        let err = collect(&[], std::slice::from_ref(&file)).expect_err("empty file");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "no images to pull: no arguments, and {} lists none",
+                file.display()
+            )
+        );
+
+        let err = collect(&[], &[file.clone(), file.clone()]).expect_err("empty files");
+        let name = file.display();
+        assert_eq!(
+            err.to_string(),
+            format!("no images to pull: no arguments, and {name}, {name} list none")
+        );
+
+        let err = collect(&[], &[]).expect_err("nothing given");
+        assert_eq!(
+            err.to_string(),
+            "no images to pull: no image arguments and no images file given"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_reference() {
+        let (_dir, file) = temp_file("bom.txt", "\u{feff}nginx:1.27\nredis\n");
+        let entries = collect(&[], &[file]).expect("valid after the BOM");
+        assert_eq!(
+            images(&entries),
+            [
+                "docker.io/library/nginx:1.27",
+                "docker.io/library/redis:latest"
+            ]
+        );
     }
 
     #[test]

@@ -50,8 +50,8 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = RuntimeArg::Auto, env = "PULLER_RUNTIME")]
     pub runtime: RuntimeArg,
 
-    /// Runtime socket to use instead of searching the well-known paths
-    #[arg(long, value_name = "PATH", env = "PULLER_SOCKET")]
+    /// Runtime socket to use instead of searching the well-known paths: a unix socket path or unix://PATH
+    #[arg(long, value_name = "PATH", value_parser = parse_socket, env = "PULLER_SOCKET")]
     pub socket: Option<PathBuf>,
 
     /// Where the host's root is mounted; the well-known socket paths are looked up under it
@@ -146,12 +146,35 @@ impl From<PolicyArg> for PullPolicy {
     }
 }
 
+/// Shortest and longest `--timeout`: below a second no pull can finish, and
+/// above a day a typo such as `10M` (humantime reads it as months) would hang
+/// the init container instead of failing.
+const TIMEOUT_MIN: Duration = Duration::from_secs(1);
+const TIMEOUT_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text).map_err(|err| err.to_string())?;
-    if duration.is_zero() {
-        return Err("must be longer than zero".to_owned());
+    let duration = humantime::parse_duration(text).map_err(|err| format!("{text:?}: {err}"))?;
+
+    if !(TIMEOUT_MIN..=TIMEOUT_MAX).contains(&duration) {
+        return Err(format!(
+            "{text:?} is {}, outside the allowed range 1s to 24h",
+            humantime::format_duration(duration)
+        ));
     }
     Ok(duration)
+}
+
+/// Only unix sockets are dialled: a runtime's TCP endpoint (`tcp://`,
+/// `http://`) is refused here, before anything is contacted, instead of
+/// being looked up as a file name.
+fn parse_socket(text: &str) -> Result<PathBuf, String> {
+    match text.split_once("://") {
+        None => Ok(PathBuf::from(text)),
+        Some(("unix", _)) => Ok(PathBuf::from(text)),
+        Some((scheme, _)) => Err(format!(
+            "{text:?} is a {scheme}:// address; only unix sockets are supported (a path or unix://PATH)"
+        )),
+    }
 }
 
 impl Cli {
@@ -240,16 +263,56 @@ mod tests {
     }
 
     #[test]
+    fn only_unix_sockets_are_accepted() {
+        for given in ["/run/containerd/containerd.sock", "unix:///run/x.sock"] {
+            let cli = parse(&["--socket", given, "x"]).expect(given);
+            assert_eq!(cli.socket, Some(PathBuf::from(given)));
+        }
+
+        let err = parse(&["--socket=tcp://127.0.0.1:2375", "x"]).expect_err("tcp");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "\"tcp://127.0.0.1:2375\" is a tcp:// address; only unix sockets are supported"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn timeout_bounds_are_inclusive() {
+        for (text, secs) in [("1s", 1), ("24h", 86_400), ("10m", 600)] {
+            let cli = parse(&["--timeout", text, "x"]).expect(text);
+            assert_eq!(cli.timeout, Duration::from_secs(secs), "{text}");
+        }
+    }
+
+    #[test]
+    fn timeout_error_names_the_value_and_the_range() {
+        let err = parse(&["--timeout=10M", "x"]).expect_err("10 months");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"10M\"") && text.contains("1s to 24h"),
+            "{text}"
+        );
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
     fn out_of_range_values_are_usage_errors() {
         for args in [
             &["--parallel=0"][..],
             &["--parallel=65"],
             &["--retries=21"],
             &["--timeout=0s"],
+            &["--timeout=1ms"],
+            &["--timeout=10M"],
+            &["--timeout=24h1s"],
             &["--timeout=soon"],
             &["--pull-policy=never"],
             &["--runtime=podman"],
             &["--log-level=verbose"],
+            &["--socket=tcp://127.0.0.1:2375"],
         ] {
             let err = parse(args).expect_err(args[0]);
             assert_eq!(err.exit_code(), 2, "{args:?}");

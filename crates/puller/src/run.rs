@@ -55,7 +55,7 @@ impl Fatal {
         match self {
             Fatal::List(_) => "nothing pulled: the image list is not valid",
             Fatal::Auth(_) => "nothing pulled: an auth file is not valid",
-            Fatal::Detect(_) => "nothing pulled: no container runtime answered",
+            Fatal::Detect(_) => "nothing pulled: no usable container runtime",
             Fatal::Start(_) => "nothing pulled: puller could not start",
         }
     }

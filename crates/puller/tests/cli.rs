@@ -144,7 +144,7 @@ fn options_come_from_environment_variables() {
     assert_eq!(code, 3, "{stderr}");
     let message = std::fs::read_to_string(&termination).expect("termination log written");
     assert!(
-        message.starts_with("nothing pulled: no container runtime answered"),
+        message.starts_with("nothing pulled: no usable container runtime"),
         "{message}"
     );
     assert!(message.contains("absent.sock"), "{message}");
@@ -422,4 +422,55 @@ fn auth_files_come_from_the_environment_comma_separated() {
     assert_eq!(loaded["fields"]["files"], 2, "{stderr}");
     assert_eq!(loaded["fields"]["credentials"], 2, "{stderr}");
     assert_no_secret(&[&stderr]);
+}
+
+#[test]
+fn a_timeout_outside_one_second_to_a_day_exits_2_naming_it() {
+    for given in ["10M", "1ms"] {
+        let (code, stdout, stderr) = run(puller().args(["--timeout", given, "nginx"]));
+
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(&format!("{given:?}")), "{stderr}");
+        assert!(stderr.contains("allowed range 1s to 24h"), "{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+    }
+}
+
+#[test]
+fn a_tcp_socket_exits_2_saying_only_unix_sockets_work() {
+    let (code, _, stderr) = run(puller().args(["--socket", "tcp://127.0.0.1:2375", "nginx"]));
+
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("only unix sockets are supported (a path or unix://PATH)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no such socket"), "{stderr}");
+}
+
+#[test]
+fn an_empty_images_file_is_named_and_a_bom_is_ignored() {
+    let dir = temp_dir();
+    let empty = dir.path().join("images.txt");
+    std::fs::write(&empty, "# none yet\n").expect("write list");
+
+    let (code, _, stderr) = run(puller().arg("--images-file").arg(&empty));
+    assert_eq!(code, 2, "{stderr}");
+    let expected = format!("no arguments, and {} lists none", empty.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+
+    let socket = dir.path().join("refusing.sock");
+    drop(UnixListener::bind(&socket).expect("bind socket"));
+    let bom = dir.path().join("bom.txt");
+    std::fs::write(&bom, "\u{feff}nginx:1.27\n").expect("write list");
+    let (code, _, stderr) = run(puller()
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--images-file")
+        .arg(&bom));
+    assert_eq!(
+        code, 3,
+        "the list is valid, only the runtime is missing: {stderr}"
+    );
+    assert!(!stderr.contains("invalid image reference"), "{stderr}");
 }

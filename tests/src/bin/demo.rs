@@ -68,8 +68,8 @@ fn pull_into(node: &Node, kind: RuntimeKind, images: &[PushedImage]) -> Result<b
         .run()?;
     print!("{}{}", run.stderr, run.stdout);
     println!(
-        "--- puller exited with {:?} after {:.1} s",
-        run.code,
+        "--- puller ended: {} after {:.1} s",
+        run.ending(),
         run.elapsed.as_secs_f64()
     );
 
