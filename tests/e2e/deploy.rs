@@ -16,7 +16,9 @@ use libtest_mimic::{Failed, Trial};
 use prepull_e2e::kubelet::{DockerPod, Kubelet, OurImages, Rendered};
 use prepull_e2e::{Node, PushedImage, RuntimeKind, workspace_root};
 
-use crate::pause::{STOP_BOUND, assert_sandbox_is_ours, our_images, proc_status, real_uid};
+use crate::pause::{
+    STOP_BOUND, assert_sandbox_is_ours, our_images, proc_status, real_uid, wait_until_waiting,
+};
 use crate::support::{Outcome, assert_present, ensure, push_images, trial};
 
 /// Images in the list each run pre-pulls.
@@ -162,6 +164,7 @@ fn containerd_overlay(node: &Node) -> Outcome {
     assert_pause_confined(pod.pid("pause")?)?;
 
     let summary = pod.init[0].message.clone();
+    wait_until_waiting(pod.pid("pause")?)?;
     let stopped = pod.stop()?;
     let [pause] = stopped.as_slice() else {
         return Err(format!("{} containers stopped, want 1", stopped.len()).into());
@@ -272,6 +275,7 @@ fn docker_overlay(node: &Node) -> Outcome {
     assert_pause_confined(pid)?;
 
     let summary = pod.init[0].2.clone();
+    wait_until_waiting(pid)?;
     let stopped = pod.stop()?;
     let [pause] = stopped.as_slice() else {
         return Err(format!("{} containers stopped, want 1", stopped.len()).into());

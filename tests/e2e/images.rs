@@ -26,7 +26,7 @@ use prepull_e2e::{Node, PullerCommand, PullerRun, RuntimeKind, run_command};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::pause::our_images;
+use crate::pause::{RT_SIGTIMEDWAIT, our_images};
 use crate::support::{Outcome, assert_absent, check, ensure, push_images, trial};
 
 /// The version every image and binary must report: the workspace's.
@@ -55,15 +55,6 @@ const WOULD_PULL: &str = "would pull";
 
 /// ELF `e_machine` of aarch64.
 const EM_AARCH64: u16 = 183;
-
-/// The host's number of `rt_sigtimedwait`, the call qemu makes for the
-/// guest's `sigwaitinfo` (x86_64 or aarch64 hosts, the ones the project
-/// runs its tests on).
-const RT_SIGTIMEDWAIT: &str = if cfg!(target_arch = "aarch64") {
-    "137"
-} else {
-    "128"
-};
 
 /// How long pause under emulation may take to reach its signal wait, and
 /// to exit after SIGTERM: emulation is slow to start, not to exit.
